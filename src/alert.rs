@@ -27,8 +27,15 @@ pub fn render(report: &Report, marker_tag: Option<&str>) -> Alert {
     let text = text_body(report, marker_tag);
     let chat = chat_body(report);
     let message = json!({ "default": text, "email": text, "https": chat.to_string() }).to_string();
-    let repository = report.image.as_ref().map(|i| i.repository.clone()).unwrap_or_default();
-    let mut attributes = vec![("verdict", report.verdict.to_string()), ("repository", repository)];
+    let repository = report
+        .image
+        .as_ref()
+        .map(|i| i.repository.clone())
+        .unwrap_or_default();
+    let mut attributes = vec![
+        ("verdict", report.verdict.to_string()),
+        ("repository", repository),
+    ];
     if let Some(severity) = report.severity {
         attributes.push(("severity", severity.to_string()));
     }
@@ -71,10 +78,17 @@ pub fn subject(report: &Report) -> String {
     let verdict = report.verdict.to_string().to_ascii_uppercase();
     let broken = report.incompatible_consumers().count();
     let tail = match report.verdict {
-        Verdict::Incompatible => format!(" - {broken} consumer{} cannot run it", if broken == 1 { "" } else { "s" }),
+        Verdict::Incompatible => format!(
+            " - {broken} consumer{} cannot run it",
+            if broken == 1 { "" } else { "s" }
+        ),
         _ => String::new(),
     };
-    let raw = format!("{verdict} image {} ({}){tail}", image_name(report), platforms_text(report));
+    let raw = format!(
+        "{verdict} image {} ({}){tail}",
+        image_name(report),
+        platforms_text(report)
+    );
     let mut subject: String = raw
         .chars()
         .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
@@ -87,9 +101,17 @@ pub fn subject(report: &Report) -> String {
 }
 
 fn consumer_line(c: &ConsumerReport) -> String {
-    let cluster = c.cluster.as_deref().map(|c| format!(" (cluster {c})")).unwrap_or_default();
+    let cluster = c
+        .cluster
+        .as_deref()
+        .map(|c| format!(" (cluster {c})"))
+        .unwrap_or_default();
     let requires: Vec<String> = c.requires.iter().map(ToString::to_string).collect();
-    let requires = if requires.is_empty() { "unknown".into() } else { requires.join(", ") };
+    let requires = if requires.is_empty() {
+        "unknown".into()
+    } else {
+        requires.join(", ")
+    };
     let source = c.source.map(|s| format!(", from {s}")).unwrap_or_default();
     format!(
         "  - {} {}{cluster} [{}, {}]: requires {requires}{source}\n    {}\n    {}\n",
@@ -126,8 +148,10 @@ fn text_body(report: &Report, marker_tag: Option<&str>) -> String {
     if let Some(severity) = report.severity {
         out.push_str(&format!("Severity:  {severity}\n"));
     }
-    let (broken, others): (Vec<&ConsumerReport>, Vec<&ConsumerReport>) =
-        report.consumers.iter().partition(|c| c.verdict == Verdict::Incompatible);
+    let (broken, others): (Vec<&ConsumerReport>, Vec<&ConsumerReport>) = report
+        .consumers
+        .iter()
+        .partition(|c| c.verdict == Verdict::Incompatible);
     if !broken.is_empty() {
         out.push_str("\nConsumers that cannot run this image:\n");
         broken.iter().for_each(|c| out.push_str(&consumer_line(c)));
@@ -138,7 +162,10 @@ fn text_body(report: &Report, marker_tag: Option<&str>) -> String {
     }
     if !report.warnings.is_empty() {
         out.push_str("\nWarnings:\n");
-        report.warnings.iter().for_each(|w| out.push_str(&format!("  - {w}\n")));
+        report
+            .warnings
+            .iter()
+            .for_each(|w| out.push_str(&format!("  - {w}\n")));
     }
     let fixes = fixes(report);
     if !fixes.is_empty() {
@@ -146,14 +173,18 @@ fn text_body(report: &Report, marker_tag: Option<&str>) -> String {
         fixes.iter().for_each(|f| out.push_str(&format!("  - {f}\n")));
     }
     if let Some(tag) = marker_tag {
-        out.push_str(&format!("\nThe image was tagged {tag} so pipelines can refuse it.\n"));
+        out.push_str(&format!(
+            "\nThe image was tagged {tag} so pipelines can refuse it.\n"
+        ));
     }
     out
 }
 
 /// Fix suggestions for what is actually broken, most useful first.
 pub fn fixes(report: &Report) -> Vec<String> {
-    let Some(image) = &report.image else { return Vec::new() };
+    let Some(image) = &report.image else {
+        return Vec::new();
+    };
     let broken: Vec<&ConsumerReport> = report.incompatible_consumers().collect();
     if broken.is_empty() {
         return Vec::new();
@@ -169,7 +200,7 @@ pub fn fixes(report: &Report) -> Vec<String> {
         .iter()
         .flat_map(|c| c.requires.iter())
         .chain(image.platforms.iter())
-        .map(|p| linux_or_declared(p))
+        .map(linux_or_declared)
         .collect();
     let needed: Vec<String> = needed.into_iter().collect();
     let missing: BTreeSet<String> = broken
@@ -187,7 +218,12 @@ pub fn fixes(report: &Report) -> Vec<String> {
         fixes.push(format!(
             "Or, if the image was pulled elsewhere, re-pull the right platform before re-pushing: docker pull --platform {first} SOURCE_IMAGE && docker tag SOURCE_IMAGE {reference} && docker push {reference}"
         ));
-        if broken.iter().any(|c| c.kind == Kind::EcsService) && image.platforms.iter().any(|p| p.normalized().architecture == "arm64") {
+        if broken.iter().any(|c| c.kind == Kind::EcsService)
+            && image
+                .platforms
+                .iter()
+                .any(|p| p.normalized().architecture == "arm64")
+        {
             fixes.push(
                 "Or, if the ECS service should run on Graviton: set runtimePlatform.cpuArchitecture to ARM64 (and operatingSystemFamily LINUX) in its task definition, then deploy it"
                     .into(),
@@ -219,7 +255,9 @@ fn linux_or_declared(platform: &Platform) -> String {
 
 /// Escapes text for Slack's markdown; names come from users and must not turn into markup.
 pub fn slack_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Inline code for a name, so `*`, `_` and `~` in it stay literal.
@@ -232,7 +270,11 @@ fn chat_body(report: &Report) -> serde_json::Value {
     let mut lines = Vec::new();
     lines.push(format!("*Platforms:* {}", slack_code(&platforms_text(report))));
     for c in report.incompatible_consumers() {
-        let cluster = c.cluster.as_deref().map(|c| format!(" in {}", slack_code(c))).unwrap_or_default();
+        let cluster = c
+            .cluster
+            .as_deref()
+            .map(|c| format!(" in {}", slack_code(c)))
+            .unwrap_or_default();
         lines.push(format!(
             "• {} {}{cluster} ({}): {}",
             c.kind,
@@ -241,12 +283,20 @@ fn chat_body(report: &Report) -> serde_json::Value {
             slack_escape(&c.reason)
         ));
     }
-    let unknown = report.consumers.iter().filter(|c| c.verdict == Verdict::Unknown).count();
+    let unknown = report
+        .consumers
+        .iter()
+        .filter(|c| c.verdict == Verdict::Unknown)
+        .count();
     if unknown > 0 {
         lines.push(format!("{unknown} consumer(s) could not be checked."));
     }
     let next_steps: Vec<String> = fixes(report).iter().map(|f| slack_escape(f)).collect();
-    let repository = report.image.as_ref().map(|i| i.repository.as_str()).unwrap_or_default();
+    let repository = report
+        .image
+        .as_ref()
+        .map(|i| i.repository.as_str())
+        .unwrap_or_default();
     json!({
         "version": "1.0",
         "source": "custom",
@@ -281,7 +331,9 @@ mod tests {
                 region: "us-east-1".into(),
                 repository: repository.into(),
                 tag: Some("latest".into()),
-                digest: Some("sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into()),
+                digest: Some(
+                    "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into(),
+                ),
             })
         };
         let consumer = EcsServiceFacts {
@@ -289,7 +341,9 @@ mod tests {
             arn: "arn:aws:ecs:us-east-1:123456789012:service/prod/x".into(),
             cluster: "prod".into(),
             launch_type: Some("FARGATE".into()),
-            images: vec![format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{repository}")],
+            images: vec![format!(
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com/{repository}"
+            )],
             ..Default::default()
         }
         .into_consumer();
@@ -300,8 +354,12 @@ mod tests {
     #[test]
     fn text_names_consumers_and_fixes() {
         let alert = render(&report("web", "checkout"), Some("incompatible-latest"));
-        assert!(alert.text.contains("ECS service checkout (cluster prod) [affected, incompatible]"));
-        assert!(alert.text.contains("docker buildx build --platform linux/amd64,linux/arm64"));
+        assert!(alert
+            .text
+            .contains("ECS service checkout (cluster prod) [affected, incompatible]"));
+        assert!(alert
+            .text
+            .contains("docker buildx build --platform linux/amd64,linux/arm64"));
         assert!(alert.text.contains("docker pull --platform linux/amd64"));
         assert!(alert.text.contains("runtimePlatform.cpuArchitecture"));
         assert!(alert.text.contains("incompatible-latest"));

@@ -16,7 +16,11 @@ use crate::validate::Validator;
 use crate::verdict::{Report, Verdict};
 
 #[derive(Debug, Parser)]
-#[command(name = "ecr-platform-guard", version, about = "Catches images pushed to Amazon ECR for a CPU architecture their consumers cannot run")]
+#[command(
+    name = "ecr-platform-guard",
+    version,
+    about = "Catches images pushed to Amazon ECR for a CPU architecture their consumers cannot run"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -122,14 +126,21 @@ fn inspect_output(args: &InspectArgs) -> Result<String, String> {
                         config.digest
                     ));
                 }
-                platforms.push(manifest::parse_config(&blob).map_err(|e| format!("{}: {e}", path.display()))?);
+                platforms
+                    .push(manifest::parse_config(&blob).map_err(|e| format!("{}: {e}", path.display()))?);
             }
-            None => note = Some(format!("the platform is in config blob {}; pass it with --config", config.digest)),
+            None => {
+                note = Some(format!(
+                    "the platform is in config blob {}; pass it with --config",
+                    config.digest
+                ))
+            }
         },
     }
     Ok(match args.format {
         Format::Json => {
-            let mut doc = json!({"kind": parsed.kind(), "media_type": parsed.media_type(), "platforms": platforms});
+            let mut doc =
+                json!({"kind": parsed.kind(), "media_type": parsed.media_type(), "platforms": platforms});
             if let Some(note) = note {
                 doc["note"] = json!(note);
             }
@@ -151,7 +162,10 @@ fn inspect_output(args: &InspectArgs) -> Result<String, String> {
 /// `check`: the Lambda's job, run once from a shell or a pipeline.
 pub async fn check(args: &CheckArgs, validator: &Validator, region: &str) -> ExitCode {
     let result = if let Some(path) = &args.event {
-        match read_file(path).and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| format!("{}: event is not valid JSON: {e}", path.display()))) {
+        match read_file(path).and_then(|bytes| {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| format!("{}: event is not valid JSON: {e}", path.display()))
+        }) {
             Ok(event) => validator.handle_event(event, args.dry_run).await,
             Err(e) => return fail(&e),
         }
@@ -159,7 +173,9 @@ pub async fn check(args: &CheckArgs, validator: &Validator, region: &str) -> Exi
         let repository = args.repository.clone().unwrap_or_default();
         let tag = args.tag.clone().unwrap_or_default();
         if !is_repository_name(&repository) {
-            return fail(&format!("--repository {repository:?} is not a valid ECR repository name"));
+            return fail(&format!(
+                "--repository {repository:?} is not a valid ECR repository name"
+            ));
         }
         if !is_tag(&tag) {
             return fail(&format!("--tag {tag:?} is not a valid image tag"));
@@ -192,12 +208,19 @@ pub async fn check(args: &CheckArgs, validator: &Validator, region: &str) -> Exi
 pub fn render_text(report: &Report) -> String {
     let mut out = String::new();
     for c in &report.consumers {
-        let cluster = c.cluster.as_deref().map(|c| format!(" (cluster {c})")).unwrap_or_default();
+        let cluster = c
+            .cluster
+            .as_deref()
+            .map(|c| format!(" (cluster {c})"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
             "{:<12} {} {}{cluster} [{}]: {}",
             c.verdict.to_string().to_ascii_uppercase(),
-            serde_json::to_value(c.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+            serde_json::to_value(c.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
             c.name,
             c.relation,
             c.reason

@@ -58,12 +58,20 @@ impl Config {
 
     /// Reads the variables through `lookup`, so tests need not touch the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |name: &str| lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let mut config = Config::default();
 
         if let Some(arn) = get("ALERT_TOPIC_ARN") {
             if !arn.starts_with("arn:") || arn.split(':').count() != 6 {
-                return Err(invalid("ALERT_TOPIC_ARN", &arn, "an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"));
+                return Err(invalid(
+                    "ALERT_TOPIC_ARN",
+                    &arn,
+                    "an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)",
+                ));
             }
             config.alert_topic_arn = Some(arn);
         }
@@ -74,7 +82,13 @@ impl Config {
                     "alert" => config.alert = true,
                     "tag" => config.tag = true,
                     "none" => {}
-                    _ => return Err(invalid("ACTIONS", &actions, "a comma list of alert, tag (or none)")),
+                    _ => {
+                        return Err(invalid(
+                            "ACTIONS",
+                            &actions,
+                            "a comma list of alert, tag (or none)",
+                        ))
+                    }
                 }
             }
         }
@@ -106,7 +120,13 @@ impl Config {
                     "ecs" => ConsumerKind::Ecs,
                     "apprunner" => ConsumerKind::AppRunner,
                     "lambda" => ConsumerKind::Lambda,
-                    _ => return Err(invalid("CONSUMERS", &consumers, "a comma list of ecs, apprunner, lambda")),
+                    _ => {
+                        return Err(invalid(
+                            "CONSUMERS",
+                            &consumers,
+                            "a comma list of ecs, apprunner, lambda",
+                        ))
+                    }
                 };
                 if !config.consumers.contains(&kind) {
                     config.consumers.push(kind);
@@ -118,13 +138,23 @@ impl Config {
             config.alert_on_unknown = match values.as_slice() {
                 ["incompatible"] => false,
                 ["incompatible", "unknown"] | ["unknown", "incompatible"] => true,
-                _ => return Err(invalid("ALERT_ON", &alert_on, "incompatible or incompatible,unknown")),
+                _ => {
+                    return Err(invalid(
+                        "ALERT_ON",
+                        &alert_on,
+                        "incompatible or incompatible,unknown",
+                    ))
+                }
             };
         }
         if let Some(ttl) = get("CONSUMER_CACHE_TTL_SECONDS") {
-            let seconds: u64 = ttl
-                .parse()
-                .map_err(|_| invalid("CONSUMER_CACHE_TTL_SECONDS", &ttl, "whole seconds, 0 to turn the cache off"))?;
+            let seconds: u64 = ttl.parse().map_err(|_| {
+                invalid(
+                    "CONSUMER_CACHE_TTL_SECONDS",
+                    &ttl,
+                    "whole seconds, 0 to turn the cache off",
+                )
+            })?;
             config.consumer_cache_ttl = Duration::from_secs(seconds);
         }
         if let Some(n) = get("MAX_CONCURRENCY") {
@@ -140,10 +170,13 @@ impl Config {
     /// Whether `REPOSITORY_FILTER` lets this repository through.
     pub fn validates_repository(&self, repository: &str) -> bool {
         self.repository_filter.is_empty()
-            || self.repository_filter.iter().any(|pattern| match pattern.strip_suffix('*') {
-                Some(prefix) => repository.starts_with(prefix),
-                None => repository == pattern,
-            })
+            || self
+                .repository_filter
+                .iter()
+                .any(|pattern| match pattern.strip_suffix('*') {
+                    Some(prefix) => repository.starts_with(prefix),
+                    None => repository == pattern,
+                })
     }
 
     pub fn is_marker_tag(&self, tag: &str) -> bool {
@@ -181,8 +214,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|name| map.get(name).cloned())
     }
 
@@ -230,7 +262,10 @@ mod tests {
         ] {
             let err = config(&[(variable, value)]).unwrap_err();
             assert_eq!(err.variable, variable);
-            assert!(err.to_string().starts_with(&format!("invalid {variable}=")), "{err}");
+            assert!(
+                err.to_string().starts_with(&format!("invalid {variable}=")),
+                "{err}"
+            );
         }
     }
 }

@@ -233,16 +233,26 @@ impl Os {
 }
 
 fn os_of_family(family: Option<&str>) -> Result<Os, String> {
-    let windows = |version| Ok(Os { name: "windows", version: Some(version) });
+    let windows = |version| {
+        Ok(Os {
+            name: "windows",
+            version: Some(version),
+        })
+    };
     match family {
-        None | Some("LINUX") => Ok(Os { name: "linux", version: None }),
+        None | Some("LINUX") => Ok(Os {
+            name: "linux",
+            version: None,
+        }),
         Some("WINDOWS_SERVER_2016_FULL") => windows("10.0.14393"),
         Some("WINDOWS_SERVER_2019_FULL" | "WINDOWS_SERVER_2019_CORE") => windows("10.0.17763"),
         Some("WINDOWS_SERVER_2004_CORE") => windows("10.0.19041"),
         Some("WINDOWS_SERVER_20H2_CORE") => windows("10.0.19042"),
         Some("WINDOWS_SERVER_2022_FULL" | "WINDOWS_SERVER_2022_CORE") => windows("10.0.20348"),
         Some("WINDOWS_SERVER_2025_FULL" | "WINDOWS_SERVER_2025_CORE") => windows("10.0.26100"),
-        Some(other) => Err(format!("task definition has unknown runtimePlatform.operatingSystemFamily {other:?}")),
+        Some(other) => Err(format!(
+            "task definition has unknown runtimePlatform.operatingSystemFamily {other:?}"
+        )),
     }
 }
 
@@ -276,7 +286,10 @@ fn term_allows(term: &str, arch: &str) -> bool {
         (true, v)
     } else if let Some(v) = rest.strip_prefix("in") {
         (false, v)
-    } else if let Some(v) = rest.strip_prefix("!=").or_else(|| rest.strip_prefix("not_equals")) {
+    } else if let Some(v) = rest
+        .strip_prefix("!=")
+        .or_else(|| rest.strip_prefix("not_equals"))
+    {
         (true, v)
     } else if let Some(v) = rest.strip_prefix("==").or_else(|| rest.strip_prefix("equals")) {
         (false, v)
@@ -362,9 +375,15 @@ mod tests {
 
     #[test]
     fn fargate_without_runtime_platform_is_amd64() {
-        let facts = EcsServiceFacts { launch_type: Some("FARGATE".into()), ..service() };
+        let facts = EcsServiceFacts {
+            launch_type: Some("FARGATE".into()),
+            ..service()
+        };
         assert_eq!(platforms(facts), ["linux/amd64"]);
-        let spot = EcsServiceFacts { capacity_providers: vec!["FARGATE_SPOT".into()], ..service() };
+        let spot = EcsServiceFacts {
+            capacity_providers: vec!["FARGATE_SPOT".into()],
+            ..service()
+        };
         assert_eq!(platforms(spot), ["linux/amd64"]);
     }
 
@@ -400,7 +419,9 @@ mod tests {
         };
         assert_eq!(platforms(pinned), ["linux/arm64"]);
         let excluded = EcsServiceFacts {
-            placement_expressions: vec!["attribute:ecs.cpu-architecture != arm64 and attribute:ecs.instance-type =~ m5.*".into()],
+            placement_expressions: vec![
+                "attribute:ecs.cpu-architecture != arm64 and attribute:ecs.instance-type =~ m5.*".into(),
+            ],
             ..mixed
         };
         assert_eq!(platforms(excluded), ["linux/amd64"]);
@@ -434,21 +455,38 @@ mod tests {
 
     #[test]
     fn placement_expression_forms() {
-        assert!(placement_allows("attribute:ecs.cpu-architecture in [arm64, x86_64]", "arm64"));
-        assert!(!placement_allows("attribute:ecs.cpu-architecture not_in [arm64]", "arm64"));
+        assert!(placement_allows(
+            "attribute:ecs.cpu-architecture in [arm64, x86_64]",
+            "arm64"
+        ));
+        assert!(!placement_allows(
+            "attribute:ecs.cpu-architecture not_in [arm64]",
+            "arm64"
+        ));
         assert!(placement_allows(
             "attribute:ecs.cpu-architecture == x86_64 or attribute:ecs.cpu-architecture == arm64",
             "arm64"
         ));
-        assert!(placement_allows("attribute:ecs.availability-zone == us-east-1a", "arm64"));
+        assert!(placement_allows(
+            "attribute:ecs.availability-zone == us-east-1a",
+            "arm64"
+        ));
     }
 
     #[test]
     fn lambda_and_apprunner_requirements() {
         let f = lambda_function("resize", "arn:f", "img", &["arm64".to_string()]);
-        assert!(matches!(f.requirement, Requirement::Platforms { rejects_index: true, .. }));
+        assert!(matches!(
+            f.requirement,
+            Requirement::Platforms {
+                rejects_index: true,
+                ..
+            }
+        ));
         let s = apprunner_service("shop", "arn:s", "img", true);
-        let Requirement::Platforms { platforms, .. } = s.requirement else { panic!() };
+        let Requirement::Platforms { platforms, .. } = s.requirement else {
+            panic!()
+        };
         assert_eq!(platforms, vec![Platform::linux("amd64")]);
     }
 }

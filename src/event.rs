@@ -56,7 +56,10 @@ pub struct Push {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SkipReason {
     #[error("not an ECR Image Action event (source {event_source:?}, detail-type {detail_type:?})")]
-    NotEcrImageAction { event_source: String, detail_type: String },
+    NotEcrImageAction {
+        event_source: String,
+        detail_type: String,
+    },
     #[error("action {0} is not a push")]
     NotAPush(String),
     #[error("push did not succeed (result {0})")]
@@ -82,8 +85,7 @@ pub enum Disposition {
 
 /// Parses raw event bytes (a file, or what the runtime handed us) and applies the skip rules.
 pub fn parse(bytes: &[u8], config: &Config) -> Result<Disposition, EventError> {
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| EventError::NotJson(one_line(&e)))?;
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| EventError::NotJson(one_line(&e)))?;
     dispose(value, config)
 }
 
@@ -100,8 +102,8 @@ pub fn dispose(value: Value, config: &Config) -> Result<Disposition, EventError>
             },
         ));
     }
-    let detail: EcrImageAction = serde_json::from_value(envelope.detail)
-        .map_err(|e| EventError::InvalidDetail(one_line(&e)))?;
+    let detail: EcrImageAction =
+        serde_json::from_value(envelope.detail).map_err(|e| EventError::InvalidDetail(one_line(&e)))?;
 
     let repository = detail
         .repository_name
@@ -120,7 +122,9 @@ pub fn dispose(value: Value, config: &Config) -> Result<Disposition, EventError>
         .filter(|r| !r.is_empty())
         .ok_or(EventError::Missing("region"))?;
     check("region", &region, |r| {
-        r.len() <= 32 && r.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        r.len() <= 32
+            && r.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     })?;
     let tag = detail.image_tag.filter(|t| !t.is_empty());
     if let Some(tag) = &tag {
@@ -239,8 +243,14 @@ mod tests {
             Disposition::Skip(_, reason) => reason,
             other => panic!("expected a skip, got {other:?}"),
         };
-        assert_eq!(reason(event(delete), &Config::default()), SkipReason::NotAPush("DELETE".into()));
-        assert_eq!(reason(event(failed), &Config::default()), SkipReason::FailedPush("FAILURE".into()));
+        assert_eq!(
+            reason(event(delete), &Config::default()),
+            SkipReason::NotAPush("DELETE".into())
+        );
+        assert_eq!(
+            reason(event(failed), &Config::default()),
+            SkipReason::FailedPush("FAILURE".into())
+        );
         assert_eq!(
             reason(event(marker), &Config::default()),
             SkipReason::MarkerTag("incompatible-latest".into())
@@ -251,7 +261,10 @@ mod tests {
         );
         let mut other = event(push_detail(json!("v1")));
         other["detail-type"] = json!("ECR Image Scan");
-        assert!(matches!(reason(other, &Config::default()), SkipReason::NotEcrImageAction { .. }));
+        assert!(matches!(
+            reason(other, &Config::default()),
+            SkipReason::NotEcrImageAction { .. }
+        ));
     }
 
     #[test]
@@ -264,10 +277,22 @@ mod tests {
         tricky_repo["repository-name"] = json!("../web");
         let cases = [
             (b"{\"detail\":".to_vec(), "not valid JSON"),
-            (serde_json::to_vec(&no_detail).unwrap(), "not an EventBridge envelope"),
-            (serde_json::to_vec(&event(json!("text"))).unwrap(), "invalid `detail`"),
-            (serde_json::to_vec(&event(bad_digest)).unwrap(), "detail.image-digest"),
-            (serde_json::to_vec(&event(tricky_repo)).unwrap(), "detail.repository-name"),
+            (
+                serde_json::to_vec(&no_detail).unwrap(),
+                "not an EventBridge envelope",
+            ),
+            (
+                serde_json::to_vec(&event(json!("text"))).unwrap(),
+                "invalid `detail`",
+            ),
+            (
+                serde_json::to_vec(&event(bad_digest)).unwrap(),
+                "detail.image-digest",
+            ),
+            (
+                serde_json::to_vec(&event(tricky_repo)).unwrap(),
+                "detail.repository-name",
+            ),
         ];
         for (bytes, expected) in cases {
             let err = parse(&bytes, &Config::default()).unwrap_err().to_string();

@@ -52,9 +52,9 @@ async fn run_lambda() -> ExitCode {
     let sdk = aws::load_sdk_config().await;
     let validator = Validator::new(config.clone(), aws::ports(&sdk, &config));
     let validator = &validator;
-    let result = lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-        handler::handle(validator, event).await
-    }))
+    let result = lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move { handler::handle(validator, event).await },
+    ))
     .await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -69,5 +69,8 @@ async fn run_lambda() -> ExitCode {
 fn init_cli_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }

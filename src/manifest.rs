@@ -68,15 +68,9 @@ pub enum Manifest {
         platforms: Vec<Platform>,
     },
     /// A single image; its platform is in the config blob.
-    Image {
-        media_type: String,
-        config: Descriptor,
-    },
+    Image { media_type: String, config: Descriptor },
     /// Docker v2 schema 1 carries the platform inline.
-    Schema1 {
-        media_type: String,
-        platform: Platform,
-    },
+    Schema1 { media_type: String, platform: Platform },
     /// An OCI artifact (Helm chart, SBOM, signature...): nothing runs it.
     Artifact {
         media_type: String,
@@ -153,8 +147,7 @@ pub fn parse(bytes: &[u8], declared_media_type: Option<&str>) -> Result<Manifest
     if bytes.len() > MAX_MANIFEST_BYTES {
         return Err(ManifestError::TooLarge(bytes.len()));
     }
-    let doc: Value =
-        serde_json::from_slice(bytes).map_err(|e| ManifestError::NotJson(e.to_string()))?;
+    let doc: Value = serde_json::from_slice(bytes).map_err(|e| ManifestError::NotJson(e.to_string()))?;
     let object = doc.as_object().ok_or(ManifestError::UnknownShape)?;
     let own_media_type = string_field(object, "mediaType")?;
     let media_type = own_media_type
@@ -183,9 +176,8 @@ pub fn parse(bytes: &[u8], declared_media_type: Option<&str>) -> Result<Manifest
         None if object.contains_key("config") => false,
         None => return Err(ManifestError::UnknownShape),
     };
-    let media_type = media_type.unwrap_or_else(|| {
-        if is_index { OCI_INDEX } else { OCI_MANIFEST }.to_string()
-    });
+    let media_type =
+        media_type.unwrap_or_else(|| if is_index { OCI_INDEX } else { OCI_MANIFEST }.to_string());
     let artifact_type = string_field(object, "artifactType")?.map(str::to_string);
 
     if is_index {
@@ -258,7 +250,7 @@ fn parse_schema1(object: &serde_json::Map<String, Value>) -> Result<Manifest, Ma
             DOCKER_SCHEMA1
         }
         .to_string(),
-        platform: Platform::new(&os, &architecture, None),
+        platform: Platform::new(&os, architecture, None),
     })
 }
 
@@ -291,8 +283,7 @@ fn field<T: serde::de::DeserializeOwned>(
 pub fn parse_config(bytes: &[u8]) -> Result<Platform, ManifestError> {
     let raw: RawPlatform =
         serde_json::from_slice(bytes).map_err(|e| ManifestError::ConfigNotJson(e.to_string()))?;
-    raw.into_platform()
-        .ok_or(ManifestError::ConfigWithoutPlatform)
+    raw.into_platform().ok_or(ManifestError::ConfigWithoutPlatform)
 }
 
 #[cfg(test)]
@@ -347,16 +338,21 @@ mod tests {
 
     #[test]
     fn wrong_field_types_are_reported_by_name() {
-        let doc = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":{}}"#;
+        let doc =
+            br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":{}}"#;
         assert!(matches!(
             parse(doc, None),
-            Err(ManifestError::InvalidField { field: "manifests", .. })
+            Err(ManifestError::InvalidField {
+                field: "manifests",
+                ..
+            })
         ));
     }
 
     #[test]
     fn unsigned_schema1_reads_top_level_architecture() {
-        let doc = br#"{"schemaVersion":1,"name":"x","tag":"y","architecture":"arm64","fsLayers":[],"history":[]}"#;
+        let doc =
+            br#"{"schemaVersion":1,"name":"x","tag":"y","architecture":"arm64","fsLayers":[],"history":[]}"#;
         let parsed = parse(doc, None).unwrap();
         assert_eq!(
             parsed,

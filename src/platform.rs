@@ -197,11 +197,7 @@ mod tests {
 
     #[test]
     fn parses_and_displays_containerd_notation() {
-        for text in [
-            "linux/amd64",
-            "linux/arm/v7",
-            "windows(10.0.20348.469)/amd64",
-        ] {
+        for text in ["linux/amd64", "linux/arm/v7", "windows(10.0.20348.469)/amd64"] {
             assert_eq!(p(text).to_string(), text);
         }
         assert_eq!(Platform::parse("linux"), None);

@@ -163,9 +163,9 @@ pub fn is_repository_name(name: &str) -> bool {
                     .bytes()
                     .next()
                     .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-                && component.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
-                })
+                && component
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
         })
 }
 
@@ -185,7 +185,10 @@ pub fn is_tag(tag: &str) -> bool {
 /// `sha256:` followed by 64 lowercase hex digits (the only algorithm ECR uses).
 pub fn is_digest(digest: &str) -> bool {
     digest.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 
@@ -229,7 +232,10 @@ mod tests {
         let r = EcrReference::parse(base).unwrap();
         assert_eq!((r.tag, r.digest), (None, None));
         let r = EcrReference::parse(&format!("{base}:v2@{DIGEST}")).unwrap();
-        assert_eq!((r.tag.as_deref(), r.digest.as_deref()), (Some("v2"), Some(DIGEST)));
+        assert_eq!(
+            (r.tag.as_deref(), r.digest.as_deref()),
+            (Some("v2"), Some(DIGEST))
+        );
     }
 
     #[test]
@@ -265,7 +271,10 @@ mod tests {
         let other_account = "210987654321.dkr.ecr.us-east-1.amazonaws.com/shop/web:v1";
         let other_region = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop/web:v1";
         for text in [other_account, other_region] {
-            assert_eq!(EcrReference::parse(text).unwrap().relation_to(&push(Some("v1"))), None);
+            assert_eq!(
+                EcrReference::parse(text).unwrap().relation_to(&push(Some("v1"))),
+                None
+            );
         }
     }
 

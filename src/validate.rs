@@ -61,17 +61,31 @@ pub trait ImageReader: Send + Sync {
     /// None when ECR no longer has the image.
     fn image<'a>(&'a self, image: &'a ImageId) -> BoxFuture<'a, Result<Option<StoredImage>, AwsError>>;
     /// A blob of the image's repository, at most `limit` bytes.
-    fn blob<'a>(&'a self, image: &'a ImageId, digest: &'a str, limit: u64) -> BoxFuture<'a, Result<Vec<u8>, BlobError>>;
+    fn blob<'a>(
+        &'a self,
+        image: &'a ImageId,
+        digest: &'a str,
+        limit: u64,
+    ) -> BoxFuture<'a, Result<Vec<u8>, BlobError>>;
 }
 
 /// Adds a tag to an existing image.
 pub trait ImageTagger: Send + Sync {
-    fn put_tag<'a>(&'a self, image: &'a ImageId, stored: &'a StoredImage, tag: &'a str) -> BoxFuture<'a, Result<(), AwsError>>;
+    fn put_tag<'a>(
+        &'a self,
+        image: &'a ImageId,
+        stored: &'a StoredImage,
+        tag: &'a str,
+    ) -> BoxFuture<'a, Result<(), AwsError>>;
 }
 
 /// Publishes an alert; returns the message id.
 pub trait Notifier: Send + Sync {
-    fn publish<'a>(&'a self, topic_arn: &'a str, alert: &'a alert::Alert) -> BoxFuture<'a, Result<String, AwsError>>;
+    fn publish<'a>(
+        &'a self,
+        topic_arn: &'a str,
+        alert: &'a alert::Alert,
+    ) -> BoxFuture<'a, Result<String, AwsError>>;
 }
 
 /// Every consumer of one kind in the account and region.
@@ -161,9 +175,15 @@ impl Validator {
     }
 
     /// The Lambda's whole job on one event.
-    pub async fn handle_event(&self, event: serde_json::Value, dry_run: bool) -> Result<Report, ValidateError> {
+    pub async fn handle_event(
+        &self,
+        event: serde_json::Value,
+        dry_run: bool,
+    ) -> Result<Report, ValidateError> {
         match event::dispose(event, &self.config)? {
-            Disposition::Skip(image, reason) => Ok(Report::skipped(image.as_ref().map(ImageReport::from_id), reason)),
+            Disposition::Skip(image, reason) => {
+                Ok(Report::skipped(image.as_ref().map(ImageReport::from_id), reason))
+            }
             Disposition::Validate(push) => self.validate(push.image, dry_run, false).await,
         }
     }
@@ -177,7 +197,12 @@ impl Validator {
         self.validate(image, dry_run, true).await
     }
 
-    async fn validate(&self, image: ImageId, dry_run: bool, named_by_user: bool) -> Result<Report, ValidateError> {
+    async fn validate(
+        &self,
+        image: ImageId,
+        dry_run: bool,
+        named_by_user: bool,
+    ) -> Result<Report, ValidateError> {
         // An untagged push (a child of a multi-platform push) matters only to consumers pinned to
         // its digest: look for those first and skip without reading the image when there are none.
         let (read, found) = if image.tag.is_none() {
@@ -193,7 +218,9 @@ impl Validator {
         };
         let (stored, image_report) = match read? {
             ImageRead::Image(stored, report) => (stored, report),
-            ImageRead::Skip(report, reason) if !named_by_user => return Ok(Report::skipped(Some(*report), reason)),
+            ImageRead::Skip(report, reason) if !named_by_user => {
+                return Ok(Report::skipped(Some(*report), reason))
+            }
             ImageRead::Skip(report, SkipReason::ImageDeleted(_)) => {
                 return Err(ValidateError::ImageNotFound(report.id().display_name()))
             }
@@ -213,23 +240,30 @@ impl Validator {
     async fn read_image(&self, image: &ImageId) -> Result<ImageRead, ValidateError> {
         let Some(stored) = self.ports.images.image(image).await? else {
             let name = image.display_name();
-            return Ok(ImageRead::Skip(Box::new(ImageReport::from_id(image)), SkipReason::ImageDeleted(name)));
+            return Ok(ImageRead::Skip(
+                Box::new(ImageReport::from_id(image)),
+                SkipReason::ImageDeleted(name),
+            ));
         };
         let mut id = image.clone();
         id.registry_id = stored.registry_id.clone();
         id.digest = Some(stored.digest.clone());
         let mut report = ImageReport::from_id(&id);
-        let manifest = manifest::parse(stored.manifest.as_bytes(), stored.media_type.as_deref()).map_err(|source| {
-            ValidateError::Manifest {
-                image: id.display_name(),
-                source,
-            }
-        })?;
+        let manifest =
+            manifest::parse(stored.manifest.as_bytes(), stored.media_type.as_deref()).map_err(|source| {
+                ValidateError::Manifest {
+                    image: id.display_name(),
+                    source,
+                }
+            })?;
         report.media_type = Some(manifest.media_type().to_string());
         report.kind = Some(manifest.kind());
         match manifest {
             Manifest::Artifact { artifact_type, .. } => {
-                return Ok(ImageRead::Skip(Box::new(report), SkipReason::NotAnImage(artifact_type)))
+                return Ok(ImageRead::Skip(
+                    Box::new(report),
+                    SkipReason::NotAnImage(artifact_type),
+                ))
             }
             Manifest::Index { platforms, .. } => report.platforms = platforms,
             Manifest::Schema1 { platform, .. } => report.platforms = vec![platform],
@@ -244,9 +278,16 @@ impl Validator {
 
     /// The platform from the image's config blob. A blob that is wrong (bad digest, too large,
     /// not JSON) leaves the image's platform unknown; only a transient failure is an error.
-    async fn read_config(&self, image: &ImageId, config: &manifest::Descriptor) -> Result<crate::platform::Platform, ConfigProblem> {
+    async fn read_config(
+        &self,
+        image: &ImageId,
+        config: &manifest::Descriptor,
+    ) -> Result<crate::platform::Platform, ConfigProblem> {
         if !is_digest(&config.digest) {
-            return Err(ConfigProblem::Unreadable(format!("config digest {:?} is not a sha256 digest", config.digest)));
+            return Err(ConfigProblem::Unreadable(format!(
+                "config digest {:?} is not a sha256 digest",
+                config.digest
+            )));
         }
         if config.size > MAX_CONFIG_BYTES {
             return Err(ConfigProblem::Unreadable(format!(
@@ -254,7 +295,12 @@ impl Validator {
                 config.size
             )));
         }
-        let bytes = match self.ports.images.blob(image, &config.digest, MAX_CONFIG_BYTES).await {
+        let bytes = match self
+            .ports
+            .images
+            .blob(image, &config.digest, MAX_CONFIG_BYTES)
+            .await
+        {
             Ok(bytes) => bytes,
             Err(e) if e.is_retryable() => {
                 return Err(ConfigProblem::Fatal(ValidateError::Blob {
@@ -321,9 +367,13 @@ impl Validator {
                 let archs = match self.ports.clusters.architectures(&cluster).await {
                     Ok(archs) => Ok(archs),
                     Err(e) if e.is_retryable() => return Err(e.into()),
-                    Err(e) => Err(format!("cannot read container instances of cluster {cluster}: {e}")),
+                    Err(e) => Err(format!(
+                        "cannot read container instances of cluster {cluster}: {e}"
+                    )),
                 };
-                self.lock_cache().clusters.insert(cluster, (Instant::now(), archs.clone()));
+                self.lock_cache()
+                    .clusters
+                    .insert(cluster, (Instant::now(), archs.clone()));
                 archs
             }
         };
@@ -339,9 +389,15 @@ impl Validator {
     }
 
     /// Tag first, alert last: both are safe to repeat, so a retried event never loses the alert.
-    async fn act(&self, report: &mut Report, stored: &StoredImage, dry_run: bool) -> Result<(), ValidateError> {
+    async fn act(
+        &self,
+        report: &mut Report,
+        stored: &StoredImage,
+        dry_run: bool,
+    ) -> Result<(), ValidateError> {
         let incompatible = report.verdict == Verdict::Incompatible;
-        let alert_wanted = incompatible || (report.verdict == Verdict::Unknown && self.config.alert_on_unknown);
+        let alert_wanted =
+            incompatible || (report.verdict == Verdict::Unknown && self.config.alert_on_unknown);
         let Some(image) = report.image.as_ref().map(ImageReport::id) else {
             return Ok(());
         };
@@ -365,12 +421,16 @@ impl Validator {
         }
         if alert_wanted && self.config.alert {
             match &self.config.alert_topic_arn {
-                None => report.warnings.push("note: ALERT_TOPIC_ARN is not set; no alert was sent".into()),
+                None => report
+                    .warnings
+                    .push("note: ALERT_TOPIC_ARN is not set; no alert was sent".into()),
                 Some(_) if dry_run => report.actions.push(action("sns-alert", None, None, true)),
                 Some(topic) => {
                     let alert = alert::render(report, marker.as_deref());
                     let message_id = self.ports.notifier.publish(topic, &alert).await?;
-                    report.actions.push(action("sns-alert", Some(message_id), None, false));
+                    report
+                        .actions
+                        .push(action("sns-alert", Some(message_id), None, false));
                 }
             }
         }
@@ -429,7 +489,10 @@ mod tests {
     #[test]
     fn marker_tag_uses_tag_or_digest_and_stays_short() {
         assert_eq!(marker_tag("incompatible-", &image(Some("v1"))), "incompatible-v1");
-        assert_eq!(marker_tag("incompatible-", &image(None)), "incompatible-0123456789ab");
+        assert_eq!(
+            marker_tag("incompatible-", &image(None)),
+            "incompatible-0123456789ab"
+        );
         let long = "x".repeat(128);
         let tag = marker_tag("incompatible-", &image(Some(&long)));
         assert_eq!(tag.len(), 128);

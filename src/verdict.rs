@@ -154,7 +154,9 @@ impl Report {
     }
 
     pub fn incompatible_consumers(&self) -> impl Iterator<Item = &ConsumerReport> {
-        self.consumers.iter().filter(|c| c.verdict == Verdict::Incompatible)
+        self.consumers
+            .iter()
+            .filter(|c| c.verdict == Verdict::Incompatible)
     }
 }
 
@@ -194,8 +196,12 @@ pub fn decide(
         .map(|(consumer, reference, relation)| judge(&image, consumer, reference, relation))
         .collect();
     consumers.sort_by(|a, b| {
-        (b.verdict == Verdict::Incompatible, a.relation, a.kind, &a.name)
-            .cmp(&(a.verdict == Verdict::Incompatible, b.relation, b.kind, &b.name))
+        (b.verdict == Verdict::Incompatible, a.relation, a.kind, &a.name).cmp(&(
+            a.verdict == Verdict::Incompatible,
+            b.relation,
+            b.kind,
+            &b.name,
+        ))
     });
 
     let verdict = if consumers.iter().any(|c| c.verdict == Verdict::Incompatible) {
@@ -211,7 +217,9 @@ pub fn decide(
             Some(error) => format!("image platforms could not be read: {error}"),
             None => "some consumers could not be checked; see their reasons".to_string(),
         }),
-        _ if consumers.is_empty() => Some("no ECS service, App Runner service or Lambda function uses this repository".into()),
+        _ if consumers.is_empty() => {
+            Some("no ECS service, App Runner service or Lambda function uses this repository".into())
+        }
         _ => None,
     };
     Report {
@@ -252,7 +260,10 @@ fn judge(image: &ImageReport, consumer: Consumer, reference: String, relation: R
             return report;
         }
         Requirement::ClusterInstances { facts } => {
-            report.reason = format!("container instances of cluster {} were not looked up", facts.cluster);
+            report.reason = format!(
+                "container instances of cluster {} were not looked up",
+                facts.cluster
+            );
             return report;
         }
         Requirement::Platforms {
@@ -279,7 +290,10 @@ fn judge(image: &ImageReport, consumer: Consumer, reference: String, relation: R
         let unmet = platform::unmet(&report.requires, &image.platforms);
         if unmet.is_empty() {
             report.verdict = Verdict::Compatible;
-            report.reason = format!("image has {image_platforms}; {runs_on} runs {}", platform::join(&report.requires));
+            report.reason = format!(
+                "image has {image_platforms}; {runs_on} runs {}",
+                platform::join(&report.requires)
+            );
         } else {
             report.verdict = Verdict::Incompatible;
             let missing: Vec<Platform> = unmet.into_iter().cloned().collect();
@@ -357,7 +371,10 @@ mod tests {
         assert_eq!(report.severity, Some(Severity::High));
         let c = &report.consumers[0];
         assert_eq!(c.relation, Relation::Affected);
-        assert_eq!(c.reason, "image has linux/arm64 only; service runs linux/amd64 (Fargate)");
+        assert_eq!(
+            c.reason,
+            "image has linux/arm64 only; service runs linux/amd64 (Fargate)"
+        );
     }
 
     #[test]
@@ -376,10 +393,15 @@ mod tests {
     #[test]
     fn lambda_rejects_an_index_even_with_its_platform() {
         let f = lambda_function("resize", "arn:f", &format!("{REPO}:latest"), &["x86_64".into()]);
-        let report = run(image(Some("latest"), &["linux/amd64", "linux/arm64"], "index"), vec![f]);
+        let report = run(
+            image(Some("latest"), &["linux/amd64", "linux/arm64"], "index"),
+            vec![f],
+        );
         assert_eq!(report.verdict, Verdict::Incompatible);
         assert_eq!(report.severity, Some(Severity::Warning));
-        assert!(report.consumers[0].reason.contains("Lambda accepts only a single-platform manifest"));
+        assert!(report.consumers[0]
+            .reason
+            .contains("Lambda accepts only a single-platform manifest"));
     }
 
     #[test]
@@ -393,7 +415,10 @@ mod tests {
         );
         assert_eq!(report.severity, Some(Severity::Critical));
         let staging = report.consumers.iter().find(|c| c.name == "staging").unwrap();
-        assert_eq!((staging.relation, staging.severity), (Relation::Related, Some(Severity::Warning)));
+        assert_eq!(
+            (staging.relation, staging.severity),
+            (Relation::Related, Some(Severity::Warning))
+        );
     }
 
     #[test]
@@ -409,7 +434,9 @@ mod tests {
     #[test]
     fn unknown_requirement_makes_unknown_verdict() {
         let unknown = Consumer {
-            requirement: Requirement::Unknown { reason: "access denied on cluster prod".into() },
+            requirement: Requirement::Unknown {
+                reason: "access denied on cluster prod".into(),
+            },
             ..fargate("checkout", &format!("{REPO}:latest"), None)
         };
         let report = run(image(Some("latest"), &["linux/amd64"], "manifest"), vec![unknown]);

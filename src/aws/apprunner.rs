@@ -56,7 +56,12 @@ impl AppRunner {
 
     async fn list_services(&self) -> Result<Vec<String>, AwsError> {
         let _permit = self.limiter.acquire().await;
-        let mut pages = self.client.list_services().max_results(20).into_paginator().send();
+        let mut pages = self
+            .client
+            .list_services()
+            .max_results(20)
+            .into_paginator()
+            .send();
         let mut arns = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| AwsError::from_sdk(op::APPRUNNER_LIST_SERVICES, e))?;
@@ -91,9 +96,15 @@ impl AppRunner {
                 };
             }
         };
-        let Some(service) = output.service() else { return Ok(None) };
-        let Some(source) = service.source_configuration() else { return Ok(None) };
-        let Some(repository) = source.image_repository() else { return Ok(None) };
+        let Some(service) = output.service() else {
+            return Ok(None);
+        };
+        let Some(source) = service.source_configuration() else {
+            return Ok(None);
+        };
+        let Some(repository) = source.image_repository() else {
+            return Ok(None);
+        };
         if repository.image_repository_type() != &ImageRepositoryType::Ecr {
             return Ok(None);
         }

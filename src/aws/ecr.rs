@@ -30,7 +30,11 @@ impl Ecr {
     async fn get_image(&self, image: &ImageId) -> Result<Option<StoredImage>, AwsError> {
         let id = ImageIdentifier::builder()
             .set_image_digest(image.digest.clone())
-            .set_image_tag(if image.digest.is_some() { None } else { image.tag.clone() })
+            .set_image_tag(if image.digest.is_some() {
+                None
+            } else {
+                image.tag.clone()
+            })
             .build();
         let output = self
             .client
@@ -45,7 +49,10 @@ impl Ecr {
                 let error = AwsError::from_sdk(op::ECR_BATCH_GET_IMAGE, e);
                 // The repository itself is gone: the image went with it.
                 if error.code.as_deref() == Some("RepositoryNotFoundException") {
-                    AwsError { kind: ErrorKind::NotFound, ..error }
+                    AwsError {
+                        kind: ErrorKind::NotFound,
+                        ..error
+                    }
                 } else {
                     error
                 }
@@ -70,7 +77,15 @@ impl Ecr {
             }));
         }
         match output.failures().first() {
-            Some(f) if matches!(f.failure_code(), Some(ImageFailureCode::ImageNotFound | ImageFailureCode::ImageTagDoesNotMatchDigest) | None) => Ok(None),
+            Some(f)
+                if matches!(
+                    f.failure_code(),
+                    Some(ImageFailureCode::ImageNotFound | ImageFailureCode::ImageTagDoesNotMatchDigest)
+                        | None
+                ) =>
+            {
+                Ok(None)
+            }
             Some(f) => Err(AwsError::new(
                 op::ECR_BATCH_GET_IMAGE,
                 ErrorKind::Rejected,
@@ -100,7 +115,8 @@ impl Ecr {
             message,
             retryable,
         };
-        let parsed = reqwest::Url::parse(url).map_err(|_| download("ECR returned an invalid download URL".into(), false))?;
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|_| download("ECR returned an invalid download URL".into(), false))?;
         if parsed.scheme() != "https" && !(self.allow_http && parsed.scheme() == "http") {
             return Err(BlobError::InsecureUrl);
         }
@@ -113,7 +129,10 @@ impl Ecr {
             .map_err(|e| download(describe_http_error(&e), true))?;
         let status = response.status();
         if !status.is_success() {
-            return Err(download(format!("HTTP {status}"), status.is_server_error() || status.as_u16() == 429));
+            return Err(download(
+                format!("HTTP {status}"),
+                status.is_server_error() || status.as_u16() == 429,
+            ));
         }
         if response.content_length().is_some_and(|len| len > limit) {
             return Err(BlobError::TooLarge {
@@ -122,7 +141,11 @@ impl Ecr {
             });
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| download(describe_http_error(&e), true))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| download(describe_http_error(&e), true))?
+        {
             if body.len() as u64 + chunk.len() as u64 > limit {
                 return Err(BlobError::TooLarge {
                     digest: digest.to_string(),
@@ -174,13 +197,23 @@ impl ImageReader for Ecr {
         self.get_image(image).boxed()
     }
 
-    fn blob<'a>(&'a self, image: &'a ImageId, digest: &'a str, limit: u64) -> BoxFuture<'a, Result<Vec<u8>, BlobError>> {
+    fn blob<'a>(
+        &'a self,
+        image: &'a ImageId,
+        digest: &'a str,
+        limit: u64,
+    ) -> BoxFuture<'a, Result<Vec<u8>, BlobError>> {
         self.get_blob(image, digest, limit).boxed()
     }
 }
 
 impl ImageTagger for Ecr {
-    fn put_tag<'a>(&'a self, image: &'a ImageId, stored: &'a StoredImage, tag: &'a str) -> BoxFuture<'a, Result<(), AwsError>> {
+    fn put_tag<'a>(
+        &'a self,
+        image: &'a ImageId,
+        stored: &'a StoredImage,
+        tag: &'a str,
+    ) -> BoxFuture<'a, Result<(), AwsError>> {
         self.tag_image(image, stored, tag).boxed()
     }
 }

@@ -84,19 +84,31 @@ impl Ecs {
             }
         }
 
-        for ServiceFacts { mut facts, task_definition } in services {
+        for ServiceFacts {
+            mut facts,
+            task_definition,
+        } in services
+        {
             match task_definitions.get(&task_definition) {
                 Some(Ok(td)) => {
                     facts.images = td.images.clone();
                     facts.cpu_architecture = td.cpu_architecture.clone();
                     facts.os_family = td.os_family.clone();
                     facts.requires_compatibilities = td.requires_compatibilities.clone();
-                    facts.placement_expressions.extend(td.placement_expressions.iter().cloned());
+                    facts
+                        .placement_expressions
+                        .extend(td.placement_expressions.iter().cloned());
                     found.consumers.push(facts.into_consumer());
                 }
                 Some(Err(reason)) => {
                     let reason = format!("task definition {task_definition} unreadable: {reason}");
-                    found.consumers.push(Consumer::unreadable(Kind::EcsService, &facts.name, &facts.arn, Some(&facts.cluster), reason));
+                    found.consumers.push(Consumer::unreadable(
+                        Kind::EcsService,
+                        &facts.name,
+                        &facts.arn,
+                        Some(&facts.cluster),
+                        reason,
+                    ));
                 }
                 None => {}
             }
@@ -106,7 +118,12 @@ impl Ecs {
 
     async fn list_clusters(&self) -> Result<Vec<String>, AwsError> {
         let _permit = self.limiter.acquire().await;
-        let mut pages = self.client.list_clusters().max_results(100).into_paginator().send();
+        let mut pages = self
+            .client
+            .list_clusters()
+            .max_results(100)
+            .into_paginator()
+            .send();
         let mut arns = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| AwsError::from_sdk(op::ECS_LIST_CLUSTERS, e))?;
@@ -117,7 +134,10 @@ impl Ecs {
 
     /// The services of one cluster, or a single "unknown" consumer standing for all of them when
     /// the cluster cannot be read (access denied on that cluster).
-    async fn cluster_services(&self, cluster_arn: String) -> Result<Result<Vec<ServiceFacts>, Consumer>, AwsError> {
+    async fn cluster_services(
+        &self,
+        cluster_arn: String,
+    ) -> Result<Result<Vec<ServiceFacts>, Consumer>, AwsError> {
         let cluster = name_from_arn(&cluster_arn).to_string();
         let unreadable = |e: AwsError| {
             let reason = format!("cannot read services of cluster {cluster}: {e}");
@@ -129,7 +149,10 @@ impl Ecs {
             Err(e) if e.is_retryable() => return Err(e),
             Err(e) => return Ok(Err(unreadable(e))),
         };
-        let batches: Vec<Vec<String>> = arns.chunks(DESCRIBE_SERVICES_BATCH).map(<[String]>::to_vec).collect();
+        let batches: Vec<Vec<String>> = arns
+            .chunks(DESCRIBE_SERVICES_BATCH)
+            .map(<[String]>::to_vec)
+            .collect();
         let described: Vec<Result<Vec<Service>, AwsError>> = stream::iter(batches)
             .map(|batch| self.describe_services(&cluster_arn, batch))
             .buffer_unordered(self.limiter.width())
@@ -167,7 +190,11 @@ impl Ecs {
         Ok(arns)
     }
 
-    async fn describe_services(&self, cluster_arn: &str, arns: Vec<String>) -> Result<Vec<Service>, AwsError> {
+    async fn describe_services(
+        &self,
+        cluster_arn: &str,
+        arns: Vec<String>,
+    ) -> Result<Vec<Service>, AwsError> {
         let _permit = self.limiter.acquire().await;
         let output = self
             .client
@@ -189,7 +216,10 @@ impl Ecs {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk(op::ECS_DESCRIBE_TASK_DEFINITION, e))?;
-        Ok(output.task_definition().map(task_definition_facts).unwrap_or_default())
+        Ok(output
+            .task_definition()
+            .map(task_definition_facts)
+            .unwrap_or_default())
     }
 
     async fn list_architectures(&self, cluster: &str) -> Result<Vec<String>, AwsError> {
@@ -206,7 +236,12 @@ impl Ecs {
         let mut archs = BTreeSet::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| AwsError::from_sdk(op::ECS_LIST_ATTRIBUTES, e))?;
-            archs.extend(page.attributes().iter().filter_map(|a| a.value()).map(str::to_string));
+            archs.extend(
+                page.attributes()
+                    .iter()
+                    .filter_map(|a| a.value())
+                    .map(str::to_string),
+            );
         }
         Ok(archs.into_iter().collect())
     }
@@ -247,7 +282,9 @@ fn task_definition_facts(td: &TaskDefinition) -> TaskDefinitionFacts {
             .filter_map(|c| c.image())
             .map(str::to_string)
             .collect(),
-        cpu_architecture: platform.and_then(|p| p.cpu_architecture()).map(|a| a.as_str().to_string()),
+        cpu_architecture: platform
+            .and_then(|p| p.cpu_architecture())
+            .map(|a| a.as_str().to_string()),
         os_family: platform
             .and_then(|p| p.operating_system_family())
             .map(|f| f.as_str().to_string()),

@@ -75,7 +75,13 @@ impl Lambda {
 
     async fn get_function(&self, function: ImageFunction) -> Result<Option<Consumer>, AwsError> {
         let _permit = self.limiter.acquire().await;
-        let output = match self.client.get_function().function_name(&function.arn).send().await {
+        let output = match self
+            .client
+            .get_function()
+            .function_name(&function.arn)
+            .send()
+            .await
+        {
             Ok(output) => output,
             Err(e) => {
                 let error = AwsError::from_sdk(op::LAMBDA_GET_FUNCTION, e);

@@ -90,7 +90,9 @@ impl fmt::Display for AwsError {
         match self.kind {
             ErrorKind::AccessDenied => write!(f, " (grant {} to the function's role)", self.operation),
             ErrorKind::Throttled => f.write_str(" (still throttled after retries)"),
-            ErrorKind::Unavailable | ErrorKind::Unreachable => f.write_str(" (AWS unavailable; will be retried)"),
+            ErrorKind::Unavailable | ErrorKind::Unreachable => {
+                f.write_str(" (AWS unavailable; will be retried)")
+            }
             _ => Ok(()),
         }
     }
@@ -126,9 +128,11 @@ impl AwsError {
                 };
                 (kind, None, format!("{detail}: {}", source_chain(&error)))
             }
-            SdkError::ConstructionFailure(_) => {
-                (ErrorKind::Rejected, None, format!("request could not be built: {}", source_chain(&error)))
-            }
+            SdkError::ConstructionFailure(_) => (
+                ErrorKind::Rejected,
+                None,
+                format!("request could not be built: {}", source_chain(&error)),
+            ),
             _ => {
                 let code = error.code().map(str::to_string);
                 let message = error.message().unwrap_or_default().to_string();
@@ -145,7 +149,10 @@ impl AwsError {
 
     /// Whether EventBridge should deliver the event again: the same call may succeed later.
     pub fn is_retryable(&self) -> bool {
-        matches!(self.kind, ErrorKind::Throttled | ErrorKind::Unavailable | ErrorKind::Unreachable)
+        matches!(
+            self.kind,
+            ErrorKind::Throttled | ErrorKind::Unavailable | ErrorKind::Unreachable
+        )
     }
 }
 
@@ -180,14 +187,29 @@ impl Limiter {
 
 fn classify(code: Option<&str>, status: Option<u16>) -> ErrorKind {
     match code.unwrap_or_default() {
-        "AccessDeniedException" | "AccessDenied" | "UnauthorizedOperation" | "UnrecognizedClientException"
-        | "ExpiredTokenException" | "InvalidSignatureException" => ErrorKind::AccessDenied,
-        "ThrottlingException" | "Throttling" | "TooManyRequestsException" | "RequestLimitExceeded"
+        "AccessDeniedException"
+        | "AccessDenied"
+        | "UnauthorizedOperation"
+        | "UnrecognizedClientException"
+        | "ExpiredTokenException"
+        | "InvalidSignatureException" => ErrorKind::AccessDenied,
+        "ThrottlingException"
+        | "Throttling"
+        | "TooManyRequestsException"
+        | "RequestLimitExceeded"
         | "ProvisionedThroughputExceededException" => ErrorKind::Throttled,
-        "ServerException" | "ServiceUnavailableException" | "InternalServerException" | "InternalFailure"
-        | "ServiceException" | "InternalServiceError" | "InternalError" => ErrorKind::Unavailable,
-        "ClusterNotFoundException" | "ResourceNotFoundException" | "RepositoryNotFoundException"
-        | "ImageNotFoundException" | "NotFound" => ErrorKind::NotFound,
+        "ServerException"
+        | "ServiceUnavailableException"
+        | "InternalServerException"
+        | "InternalFailure"
+        | "ServiceException"
+        | "InternalServiceError"
+        | "InternalError" => ErrorKind::Unavailable,
+        "ClusterNotFoundException"
+        | "ResourceNotFoundException"
+        | "RepositoryNotFoundException"
+        | "ImageNotFoundException"
+        | "NotFound" => ErrorKind::NotFound,
         _ => match status {
             Some(403) => ErrorKind::AccessDenied,
             Some(429) => ErrorKind::Throttled,
@@ -220,35 +242,6 @@ pub(crate) fn one_line(text: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn classification() {
-        assert_eq!(classify(Some("AccessDeniedException"), Some(400)), ErrorKind::AccessDenied);
-        assert_eq!(classify(Some("ThrottlingException"), Some(400)), ErrorKind::Throttled);
-        assert_eq!(classify(Some("ServerException"), Some(500)), ErrorKind::Unavailable);
-        assert_eq!(classify(None, Some(503)), ErrorKind::Unavailable);
-        assert_eq!(classify(Some("InvalidParameterException"), Some(400)), ErrorKind::Rejected);
-    }
-
-    #[test]
-    fn message_names_the_operation_and_what_to_do() {
-        let e = AwsError {
-            operation: op::ECS_LIST_SERVICES,
-            kind: ErrorKind::AccessDenied,
-            code: Some("AccessDeniedException".into()),
-            message: "not authorized".into(),
-        };
-        assert_eq!(
-            e.to_string(),
-            "ecs:ListServices failed: AccessDeniedException: not authorized (grant ecs:ListServices to the function's role)"
-        );
-        assert!(!e.is_retryable());
-    }
-}
-
 /// Builds every adapter from one loaded SDK configuration; called once per cold start.
 pub fn ports(sdk: &aws_config::SdkConfig, config: &crate::config::Config) -> crate::validate::Ports {
     let limiter = Limiter::new(config.max_concurrency);
@@ -268,7 +261,10 @@ pub fn ports(sdk: &aws_config::SdkConfig, config: &crate::config::Config) -> cra
         notifier: Arc::new(sns::Sns::new(aws_sdk_sns::Client::new(sdk))),
         finders: vec![
             ecs.clone(),
-            Arc::new(apprunner::AppRunner::new(aws_sdk_apprunner::Client::new(sdk), limiter.clone())),
+            Arc::new(apprunner::AppRunner::new(
+                aws_sdk_apprunner::Client::new(sdk),
+                limiter.clone(),
+            )),
             Arc::new(lambda::Lambda::new(aws_sdk_lambda::Client::new(sdk), limiter)),
         ],
         clusters: ecs,
@@ -294,4 +290,45 @@ pub async fn load_sdk_config() -> aws_config::SdkConfig {
         loader = loader.retry_config(RetryConfig::standard().with_max_attempts(5));
     }
     loader.load().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification() {
+        assert_eq!(
+            classify(Some("AccessDeniedException"), Some(400)),
+            ErrorKind::AccessDenied
+        );
+        assert_eq!(
+            classify(Some("ThrottlingException"), Some(400)),
+            ErrorKind::Throttled
+        );
+        assert_eq!(
+            classify(Some("ServerException"), Some(500)),
+            ErrorKind::Unavailable
+        );
+        assert_eq!(classify(None, Some(503)), ErrorKind::Unavailable);
+        assert_eq!(
+            classify(Some("InvalidParameterException"), Some(400)),
+            ErrorKind::Rejected
+        );
+    }
+
+    #[test]
+    fn message_names_the_operation_and_what_to_do() {
+        let e = AwsError {
+            operation: op::ECS_LIST_SERVICES,
+            kind: ErrorKind::AccessDenied,
+            code: Some("AccessDeniedException".into()),
+            message: "not authorized".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "ecs:ListServices failed: AccessDeniedException: not authorized (grant ecs:ListServices to the function's role)"
+        );
+        assert!(!e.is_retryable());
+    }
 }

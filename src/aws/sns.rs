@@ -34,13 +34,20 @@ impl Sns {
                 .map_err(|e| AwsError::new(op::SNS_PUBLISH, ErrorKind::Rejected, e.to_string()))?;
             request = request.message_attributes(*name, attribute);
         }
-        let output = request.send().await.map_err(|e| AwsError::from_sdk(op::SNS_PUBLISH, e))?;
+        let output = request
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(op::SNS_PUBLISH, e))?;
         Ok(output.message_id().unwrap_or_default().to_string())
     }
 }
 
 impl Notifier for Sns {
-    fn publish<'a>(&'a self, topic_arn: &'a str, alert: &'a Alert) -> BoxFuture<'a, Result<String, AwsError>> {
+    fn publish<'a>(
+        &'a self,
+        topic_arn: &'a str,
+        alert: &'a Alert,
+    ) -> BoxFuture<'a, Result<String, AwsError>> {
         self.send(topic_arn, alert).boxed()
     }
 }
