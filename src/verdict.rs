@@ -102,7 +102,7 @@ pub struct ConsumerReport {
     pub kind: Kind,
     pub name: String,
     pub arn: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The ECS cluster name; null for other kinds.
     pub cluster: Option<String>,
     /// The reference that ties it to this repository.
     pub image: String,
