@@ -196,10 +196,19 @@ pub fn fixes(report: &Report) -> Vec<String> {
         image.repository,
         image.tag.as_deref().unwrap_or("TAG")
     );
-    let needed: BTreeSet<String> = broken
+    let required: Vec<&Platform> = broken.iter().flat_map(|c| c.requires.iter()).collect();
+    let required_os: BTreeSet<String> = required.iter().map(|p| p.normalized().os).collect();
+    // The image's own platforms stay in the build list only where they serve the same OS: a
+    // Windows image for Linux services needs a Linux build, not a second Windows one.
+    let needed: BTreeSet<String> = required
         .iter()
-        .flat_map(|c| c.requires.iter())
-        .chain(image.platforms.iter())
+        .copied()
+        .chain(
+            image
+                .platforms
+                .iter()
+                .filter(|p| required_os.contains(&p.normalized().os)),
+        )
         .map(linux_or_declared)
         .collect();
     let needed: Vec<String> = needed.into_iter().collect();
@@ -209,6 +218,18 @@ pub fn fixes(report: &Report) -> Vec<String> {
         .flat_map(|c| c.requires.iter().map(linux_or_declared))
         .collect();
     let mut fixes = Vec::new();
+    let other_os = image
+        .platforms
+        .iter()
+        .all(|p| !required_os.contains(&p.normalized().os));
+    if other_os && !image.platforms.is_empty() {
+        fixes.push(format!(
+            "The image is built for {}, but its consumers run {}: build it from a base image for {} (FROM ... in the Dockerfile)",
+            crate::platform::join(&image.platforms),
+            needed.join(", "),
+            required_os.iter().cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
     if !missing.is_empty() {
         fixes.push(format!(
             "Rebuild for every platform that runs it and push again: docker buildx build --platform {} -t {reference} --push .",

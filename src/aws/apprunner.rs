@@ -32,7 +32,11 @@ impl AppRunner {
                     warnings: vec![format!("{BENIGN_WARNING_PREFIX}App Runner is not reachable in this region; no App Runner services checked ({e})")],
                 })
             }
-            Err(e) if e.is_retryable() => return Err(e),
+            // Throttling passes with time: fail so the event is retried.
+            Err(e) if e.kind == ErrorKind::Throttled => return Err(e),
+            // Anything else (access denied, a dropped connection, a timeout from a VPC with no
+            // route) must not cost the ECS and Lambda verdicts: report it, and let the verdict
+            // say it is unknown unless something is already incompatible.
             Err(e) => {
                 return Ok(Found {
                     consumers: Vec::new(),

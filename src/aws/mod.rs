@@ -90,9 +90,8 @@ impl fmt::Display for AwsError {
         match self.kind {
             ErrorKind::AccessDenied => write!(f, " (grant {} to the function's role)", self.operation),
             ErrorKind::Throttled => f.write_str(" (still throttled after retries)"),
-            ErrorKind::Unavailable | ErrorKind::Unreachable => {
-                f.write_str(" (AWS unavailable; will be retried)")
-            }
+            ErrorKind::Unavailable => f.write_str(" (AWS unavailable after retries)"),
+            ErrorKind::Unreachable => f.write_str(" (endpoint unreachable)"),
             _ => Ok(()),
         }
     }

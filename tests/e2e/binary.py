@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
+import shutil
 import os
 import subprocess
 import tempfile
@@ -17,13 +20,25 @@ def binary_path() -> str | None:
     return path if path and os.path.isfile(path) and os.access(path, os.X_OK) else None
 
 
+@functools.cache
+def _empty_home() -> str:
+    """One empty HOME per test process, removed at exit."""
+    home = tempfile.mkdtemp(prefix="epg-home-")
+    atexit.register(shutil.rmtree, home, True)
+    # Empty, not missing: the SDK warns on stderr about an overridden config file that does not
+    # exist, and stderr must stay one line on failure.
+    for name in ("no-config", "no-credentials"):
+        open(os.path.join(home, name), "w").close()
+    return home
+
+
 def aws_env(endpoint: str, **extra: str) -> dict[str, str]:
     """A clean environment for the binary: only the emulator's endpoint and dummy credentials.
 
     Nothing is inherited from the caller's AWS setup (profiles, real credentials, ~/.aws), so a
     test can never reach real AWS; IMDS is off so the credential chain does not wait on it.
     """
-    home = tempfile.mkdtemp(prefix="epg-home-")
+    home = _empty_home()
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": home,

@@ -30,6 +30,8 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
+HELM_CHART = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 ALL_MANIFEST_TYPES = [DOCKER_MANIFEST, DOCKER_LIST, OCI_MANIFEST, OCI_INDEX]
 
 Platform = tuple  # ("linux", "arm64", None) or ("linux", "arm", "v7")
@@ -136,6 +138,7 @@ class Seeder:
         kind: str = "docker",
         index: bool = False,
         attestations: bool = False,
+        os_version: str | None = None,
     ) -> Pushed:
         """Push an image like `docker push` / `docker buildx build --push` would.
 
@@ -143,14 +146,15 @@ class Seeder:
         or image index (oci): each platform's manifest pushed untagged first, then the index with
         the tag. attestations=True adds buildx's provenance manifests (platform unknown/unknown,
         annotation vnd.docker.reference.type=attestation-manifest) and, like buildx, makes it OCI.
+        os_version goes into each config's `os.version` (Windows images carry their build there).
         """
         platforms = [tuple(p) + (None,) * (3 - len(p)) for p in platforms]
         if attestations:
             kind, index = "oci", True
         if len(platforms) == 1 and not index:
-            return self._push_single(repo, tag, platforms[0], kind)
+            return self._push_single(repo, tag, platforms[0], kind, os_version)
 
-        children = [self._push_single(repo, None, p, kind) for p in platforms]
+        children = [self._push_single(repo, None, p, kind, os_version) for p in platforms]
         descriptors = []
         for child, (os_, arch, variant) in zip(children, platforms):
             platform = {"architecture": arch, "os": os_}
@@ -177,11 +181,13 @@ class Seeder:
         pushed.children = children
         return pushed
 
-    def _push_single(self, repo: str, tag: str | None, platform: Platform, kind: str) -> Pushed:
+    def _push_single(self, repo: str, tag: str | None, platform: Platform, kind: str, os_version: str | None = None) -> Pushed:
         os_, arch, variant = platform
         config: dict[str, Any] = {"architecture": arch, "os": os_}
         if variant:
             config["variant"] = variant
+        if os_version:
+            config["os.version"] = os_version
         layer = sha256(secrets.token_bytes(16))  # never read by the product; makes digests distinct
         config.update({
             "created": "2025-01-01T00:00:00Z",
@@ -202,6 +208,47 @@ class Seeder:
         pushed.platform = "/".join(p for p in platform if p)
         pushed.config_digest = config_digest
         return pushed
+
+    def push_with_config(
+        self,
+        repo: str,
+        tag: str | None,
+        config: bytes,
+        served: bytes | None = None,
+        declared_size: int | None = None,
+        kind: str = "docker",
+    ) -> Pushed:
+        """A single manifest whose config descriptor names sha256(config), for blob trouble:
+        `served` is what the blob URL hands out under that digest instead (a wrong blob), and
+        `declared_size` is the size the descriptor claims (default: the true one)."""
+        digest = sha256(config)
+        self.emulator.seed_blob(config if served is None else served, digest)
+        oci = kind == "oci"
+        media_type = OCI_MANIFEST if oci else DOCKER_MANIFEST
+        layer = sha256(secrets.token_bytes(16))
+        doc = {
+            "schemaVersion": 2,
+            "mediaType": media_type,
+            "config": {"mediaType": OCI_CONFIG if oci else DOCKER_CONFIG, "size": len(config) if declared_size is None else declared_size, "digest": digest},
+            "layers": [{"mediaType": OCI_LAYER if oci else DOCKER_LAYER, "size": 1024, "digest": layer}],
+        }
+        pushed = self.put_manifest(repo, doc, media_type, tag)
+        pushed.config_digest = digest
+        return pushed
+
+    def push_helm_chart(self, repo: str, tag: str, name: str = "web", version: str = "0.1.0") -> Pushed:
+        """What `helm push chart.tgz oci://...` stores: an OCI manifest whose config is the chart's
+        Chart.yaml as JSON (media type application/vnd.cncf.helm.config.v1+json) and one layer,
+        the chart archive."""
+        chart = _dumps({"apiVersion": "v2", "name": name, "version": version, "type": "application"}).encode()
+        archive = secrets.token_bytes(64)  # stands for the .tgz; never read
+        doc = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": HELM_CONFIG, "digest": self.emulator.seed_blob(chart), "size": len(chart)},
+            "layers": [{"mediaType": HELM_CHART, "digest": self.emulator.seed_blob(archive), "size": len(archive)}],
+        }
+        return self.put_manifest(repo, doc, OCI_MANIFEST, tag)
 
     def _push_attestation(self, repo: str, subject: Pushed) -> Pushed:
         # What buildx attaches for --provenance: an OCI manifest whose "image" is an in-toto statement.
