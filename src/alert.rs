@@ -394,6 +394,22 @@ mod tests {
     }
 
     #[test]
+    fn windows_image_for_linux_services_asks_for_a_linux_build() {
+        let mut report = report("web", "checkout");
+        if let Some(image) = report.image.as_mut() {
+            image.platforms = vec![Platform::parse("windows(10.0.20348.1)/amd64").unwrap()];
+        }
+        let fixes = fixes(&report);
+        assert!(
+            fixes[0].contains("build it from a base image for linux"),
+            "{}",
+            fixes[0]
+        );
+        assert!(fixes.iter().all(|f| !f.contains("windows/amd64,")), "{fixes:?}");
+        assert!(fixes[1].contains("--platform linux/amd64 "), "{}", fixes[1]);
+    }
+
+    #[test]
     fn subject_is_short_ascii() {
         let long = "a".repeat(200);
         let subject = subject(&report(&long, "checkout"));
