@@ -324,12 +324,19 @@ def test_access_denied_on_one_cluster_is_unknown_not_dropped(seed, check, emulat
 
 
 def test_throttling_is_retried(seed, check, emulator):
+    """Several throttles in a row on the ECS calls that page through an account: same verdict."""
     pushed = seed.push_image("web", "latest")
     fargate_service(seed, "checkout", image_uri("web", "latest"))
+    _, baseline = check(event_for(pushed), "--dry-run")
     emulator.add_fault(target="ecr:BatchGetImage", status=400, type="ThrottlingException", count=1)
-    emulator.add_fault(target="ecs:DescribeServices", status=400, type="ThrottlingException", count=1)
-    result, report = check(event_for(pushed))
+    emulator.add_fault(target="ecs:ListServices", status=400, type="ThrottlingException", count=3)
+    emulator.add_fault(target="ecs:DescribeServices", status=400, type="ThrottlingException", count=3)
+    emulator.reset_calls()
+    result, report = check(event_for(pushed), "--dry-run")
     assert result.code == 1 and report["verdict"] == "incompatible"
+    assert report["consumers"] == baseline["consumers"]
+    calls = emulator.get_calls()
+    assert calls["ecs:ListServices"] == 4 and calls["ecs:DescribeServices"] == 4, calls
 
 
 def test_ecr_unreachable_is_a_failure(seed, run_cli, event_file, env, emulator):
