@@ -7,7 +7,7 @@ BIN := $(TARGET_DIR)/debug/ecr-platform-guard
 VENV := .venv
 VENV_STAMP := $(VENV)/.installed-$(shell sha256sum requirements-test.txt | cut -c1-12)
 
-.PHONY: test unit e2e demo inspect-demo lint venv binary clean
+.PHONY: test unit e2e demo inspect-demo bench lint venv binary clean
 
 ## The whole suite: unit, fixture and adapter tests, then end-to-end against moto's server.
 test: unit e2e
@@ -30,6 +30,12 @@ inspect-demo: binary
 	@echo "== with its config blob"
 	$(BIN) inspect tests/fixtures/manifests/oci-manifest-regclient-testrepo-linux-arm-v7.json \
 	  --config tests/fixtures/manifests/oci-config-regclient-testrepo-linux-arm-v7.json --format json
+
+## Figures, not assertions: 2,000 ECS services on the emulator, cold/warm, calls, memory, size.
+## Results and method: docs/BENCHMARKS.md.
+bench: venv
+	$(CARGO) build --release --bin ecr-platform-guard
+	EPG_BIN=$(TARGET_DIR)/release/ecr-platform-guard $(VENV)/bin/python tests/e2e/bench.py $(BENCH_ARGS)
 
 lint: venv
 	$(CARGO) fmt --check
