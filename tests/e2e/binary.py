@@ -80,3 +80,10 @@ def run_cli(binary: str, endpoint: str, *args: str, env: dict[str, str] | None =
 def run_as_lambda(binary: str, endpoint: str, events: list[Any], env: dict[str, str] | None = None, timeout: float = 30) -> LambdaRun:
     """The binary in Lambda mode, driven through the local Runtime API with these events."""
     return run_lambda(binary, events, aws_env(endpoint, **(env or {})), timeout=timeout)
+
+
+def consumer(report: dict[str, Any], name: str) -> dict[str, Any]:
+    """The one consumer of the report with this name."""
+    found = [c for c in report["consumers"] if c["name"] == name]
+    assert len(found) == 1, f"{name} not reported once: {report['consumers']}"
+    return found[0]

@@ -86,3 +86,48 @@ def run_lambda(epg_bin: str, emulator: Emulator) -> Callable[..., LambdaRun]:
         return run_as_lambda(epg_bin, emulator.url, events, env=env, timeout=timeout)
 
     return run
+
+
+# ------------------------------------------------------------------ running `check` on one event
+CONSUMER_KEYS = {"kind", "name", "arn", "cluster", "relation", "requires", "source", "verdict", "reason"}
+REPORT_KEYS = {"verdict", "image", "consumers", "actions", "reason"}
+
+
+@pytest.fixture
+def alerts(seed) -> tuple[str, str]:
+    """(topic_arn, queue_url): an alert topic with an SQS queue subscribed."""
+    return seed.alert_topic()
+
+
+@pytest.fixture
+def env(alerts) -> dict[str, str]:
+    return {"ALERT_TOPIC_ARN": alerts[0], "ACTIONS": "alert,tag"}
+
+
+@pytest.fixture
+def run(run_cli, event_file, env):
+    """run(event, *args, env_over=...) -> CliResult, for any exit status."""
+
+    def go(ev: dict[str, Any], *extra: str, env_over: dict[str, str] | None = None, timeout: float = 60):
+        return run_cli("check", "--event", event_file(ev), "--format", "json", *extra, env={**env, **(env_over or {})}, timeout=timeout)
+
+    return go
+
+
+@pytest.fixture
+def check(run, emulator):
+    """check(event, ...) -> (CliResult, report): exit 0/1 matching the verdict, report well-formed,
+    no pre-signed URL in the output."""
+
+    def go(ev: dict[str, Any], *extra: str, env_over: dict[str, str] | None = None) -> tuple[Any, dict[str, Any]]:
+        result = run(ev, *extra, env_over=env_over)
+        assert result.code in (0, 1), f"exit {result.code}\n{result.stderr}"
+        report = result.report()
+        assert REPORT_KEYS <= report.keys()
+        for c in report["consumers"]:
+            assert CONSUMER_KEYS <= c.keys(), c
+        assert result.code == (1 if report["verdict"] == "incompatible" else 0)
+        assert emulator.url_secret not in result.stdout + result.stderr
+        return result, report
+
+    return go

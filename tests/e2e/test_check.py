@@ -10,50 +10,12 @@ from typing import Any
 
 import pytest
 
+from binary import consumer
+
 from seed import OCI_INDEX, event, event_for, image_uri
 
 # Everything a scenario needs from the binary. The fixture `epg_bin` skips when it is missing.
 pytestmark = pytest.mark.usefixtures("epg_bin")
-
-CONSUMER_KEYS = {"kind", "name", "arn", "cluster", "relation", "requires", "source", "verdict", "reason"}
-REPORT_KEYS = {"verdict", "image", "consumers", "actions", "reason"}
-
-
-@pytest.fixture
-def alerts(seed):
-    """(topic_arn, queue_url): an alert topic with a queue subscribed, like a real subscriber."""
-    return seed.alert_topic()
-
-
-@pytest.fixture
-def env(alerts) -> dict[str, str]:
-    return {"ALERT_TOPIC_ARN": alerts[0], "ACTIONS": "alert,tag"}
-
-
-@pytest.fixture
-def check(run_cli, event_file, env, emulator):
-    """check(event, *extra_args, env=...) -> (CliResult, report) with the JSON report validated."""
-
-    def run(ev: dict[str, Any], *extra: str, env_over: dict[str, str] | None = None) -> tuple[Any, dict[str, Any]]:
-        result = run_cli("check", "--event", event_file(ev), "--format", "json", *extra, env={**env, **(env_over or {})})
-        assert result.code in (0, 1), f"exit {result.code}\n{result.stderr}"
-        report = result.report()
-        assert REPORT_KEYS <= report.keys()
-        for consumer in report["consumers"]:
-            assert CONSUMER_KEYS <= consumer.keys(), consumer
-        assert result.code == (1 if report["verdict"] == "incompatible" else 0)
-        # The pre-signed URL is a credential: it never reaches output or logs.
-        assert emulator.url_secret not in result.stdout + result.stderr
-        return result, report
-
-    return run
-
-
-def consumer(report: dict[str, Any], name: str) -> dict[str, Any]:
-    found = [c for c in report["consumers"] if c["name"] == name]
-    assert len(found) == 1, f"{name} not reported once: {report['consumers']}"
-    return found[0]
-
 
 def action_kinds(report: dict[str, Any]) -> list[str]:
     return sorted(a["kind"] for a in report["actions"])
