@@ -35,6 +35,8 @@ pub enum ManifestError {
     TooLarge(usize),
     #[error("unknown manifest schemaVersion {0}: expected 1 or 2")]
     UnknownSchemaVersion(String),
+    #[error("document has no schemaVersion: not a manifest (an image config goes with --config)")]
+    NoSchemaVersion,
     #[error("unknown manifest media type {0:?}")]
     UnknownMediaType(String),
     #[error("manifest has neither `config` nor `manifests`: not an image manifest or index")]
@@ -158,7 +160,7 @@ pub fn parse(bytes: &[u8], declared_media_type: Option<&str>) -> Result<Manifest
         Some(Value::Number(n)) if n.as_u64() == Some(1) => return parse_schema1(object),
         Some(Value::Number(n)) if n.as_u64() == Some(2) => {}
         Some(other) => return Err(ManifestError::UnknownSchemaVersion(other.to_string())),
-        None => return Err(ManifestError::UnknownSchemaVersion("(missing)".into())),
+        None => return Err(ManifestError::NoSchemaVersion),
     }
 
     let is_index = match media_type.as_deref() {
