@@ -368,7 +368,7 @@ mod tests {
             ..Default::default()
         }
         .into_consumer();
-        let related = relate(&image.id(), vec![consumer]);
+        let related = relate(&image.id(), &[consumer]);
         decide(image, related, Vec::new())
     }
 

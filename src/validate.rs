@@ -207,7 +207,7 @@ impl Validator {
         // its digest: look for those first and skip without reading the image when there are none.
         let (read, found) = if image.tag.is_none() {
             let found = self.consumers().await?;
-            if verdict::relate(&image, found.consumers.clone()).is_empty() {
+            if verdict::relate(&image, &found.consumers).is_empty() {
                 let reason = SkipReason::UntaggedWithoutDigestConsumer;
                 return Ok(Report::skipped(Some(ImageReport::from_id(&image)), reason));
             }
@@ -228,7 +228,7 @@ impl Validator {
         };
         let image = image_report.id();
 
-        let mut related = verdict::relate(&image, found.consumers.clone());
+        let mut related = verdict::relate(&image, &found.consumers);
         for (consumer, _, _) in &mut related {
             self.resolve_cluster_requirement(consumer).await?;
         }

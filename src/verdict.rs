@@ -161,13 +161,15 @@ impl Report {
 }
 
 /// The consumers whose image references name the pushed repository, with their relation. An
-/// untagged push is only checked against consumers that pin its digest.
-pub fn relate(image: &ImageId, consumers: Vec<Consumer>) -> Vec<(Consumer, String, Relation)> {
+/// untagged push is only checked against consumers that pin its digest. Only those are copied out
+/// of the account-wide list.
+pub fn relate(image: &ImageId, consumers: &[Consumer]) -> Vec<(Consumer, String, Relation)> {
     consumers
-        .into_iter()
+        .iter()
         .filter_map(|consumer| {
             if consumer.images.is_empty() && matches!(consumer.requirement, Requirement::Unknown { .. }) {
-                return (image.tag.is_some()).then(|| (consumer, "(unknown)".to_string(), Relation::Related));
+                return (image.tag.is_some())
+                    .then(|| (consumer.clone(), "(unknown)".to_string(), Relation::Related));
             }
             let (reference, relation) = consumer
                 .images
@@ -180,7 +182,7 @@ pub fn relate(image: &ImageId, consumers: Vec<Consumer>) -> Vec<(Consumer, Strin
             if image.tag.is_none() && relation != Relation::Affected {
                 return None;
             }
-            Some((consumer, reference, relation))
+            Some((consumer.clone(), reference, relation))
         })
         .collect()
 }
@@ -357,7 +359,7 @@ mod tests {
     }
 
     fn run(image: ImageReport, consumers: Vec<Consumer>) -> Report {
-        let related = relate(&image.id(), consumers);
+        let related = relate(&image.id(), &consumers);
         decide(image, related, Vec::new())
     }
 
