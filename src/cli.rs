@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::manifest::{self, Manifest};
 use crate::platform::Platform;
@@ -118,7 +117,7 @@ fn inspect_output(args: &InspectArgs) -> Result<String, String> {
         Manifest::Image { config, .. } => match &args.config {
             Some(path) => {
                 let blob = read_file(path)?;
-                let actual = format!("sha256:{:x}", Sha256::digest(&blob));
+                let actual = manifest::sha256_digest(&blob);
                 if actual != config.digest {
                     return Err(format!(
                         "{} is not this manifest's config: its digest is {actual}, the manifest names {}",

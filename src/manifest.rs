@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::platform::Platform;
 
@@ -279,6 +280,11 @@ fn field<T: serde::de::DeserializeOwned>(
         field: name,
         detail: e.to_string(),
     })
+}
+
+/// The content digest of `bytes`, as registries name blobs: `sha256:<hex>`.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{:x}", Sha256::digest(bytes))
 }
 
 /// Reads os, architecture, variant and `os.version` from an image config blob.

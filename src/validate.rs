@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures_util::future::{self, BoxFuture};
-use sha2::{Digest, Sha256};
 
 use crate::alert;
 use crate::aws::AwsError;
@@ -218,10 +217,8 @@ impl Validator {
         };
         let (stored, image_report) = match read? {
             ImageRead::Image(stored, report) => (stored, report),
-            ImageRead::Skip(report, reason) if !named_by_user => {
-                return Ok(Report::skipped(Some(*report), reason))
-            }
-            ImageRead::Skip(report, SkipReason::ImageDeleted(_)) => {
+            // An image the user named on the command line must exist; a pushed one may be gone.
+            ImageRead::Skip(report, SkipReason::ImageDeleted(_)) if named_by_user => {
                 return Err(ValidateError::ImageNotFound(report.id().display_name()))
             }
             ImageRead::Skip(report, reason) => return Ok(Report::skipped(Some(*report), reason)),
@@ -310,7 +307,7 @@ impl Validator {
             }
             Err(e) => return Err(ConfigProblem::Unreadable(e.to_string())),
         };
-        let actual = format!("sha256:{:x}", Sha256::digest(&bytes));
+        let actual = manifest::sha256_digest(&bytes);
         if actual != config.digest {
             return Err(ConfigProblem::Unreadable(format!(
                 "config blob digest mismatch: manifest says {}, content is {actual}",

@@ -51,27 +51,27 @@ fn the_rest_are_skipped_with_their_reason() {
     }
 }
 
+/// `check --event PATH --format json` with every AWS endpoint on a closed port and one attempt:
+/// any AWS call would fail the command.
+fn check_offline(path: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ecr-platform-guard"))
+        .args(["check", "--event", path.to_str().unwrap(), "--format", "json"])
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .output()
+        .unwrap()
+}
+
 /// An event skipped by its envelope makes no AWS call: with every endpoint pointing at a closed
 /// port, any call would fail the command with exit status 2.
 #[test]
 fn envelope_skips_need_no_aws() {
     for name in ["push-marker-tag.json", "delete.json", "push-failed.json"] {
-        let output = Command::new(env!("CARGO_BIN_EXE_ecr-platform-guard"))
-            .args([
-                "check",
-                "--event",
-                sample(name).to_str().unwrap(),
-                "--format",
-                "json",
-            ])
-            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_MAX_ATTEMPTS", "1")
-            .output()
-            .unwrap();
+        let output = check_offline(&sample(name));
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(0), "{name}: {stderr}");
         let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -89,13 +89,7 @@ fn malformed_event_file_is_a_one_line_error() {
         b"{\"detail-type\": \"ECR Image Action\", \"source\": \"aws.ecr\", \"detail\": {\"action-type\": 7}}",
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_ecr-platform-guard"))
-        .args(["check", "--event", path.to_str().unwrap()])
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .output()
-        .unwrap();
+    let output = check_offline(&path);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");

@@ -100,7 +100,7 @@ fn configs_declare_the_platform_of_their_manifest() {
             panic!("{manifest_file} is not an image manifest")
         };
         let blob = std::fs::read(fixture(config_file)).unwrap();
-        let digest = format!("sha256:{:x}", <sha2::Sha256 as sha2::Digest>::digest(&blob));
+        let digest = manifest::sha256_digest(&blob);
         assert_eq!(
             digest, config.digest,
             "{config_file} is the config of {manifest_file}"

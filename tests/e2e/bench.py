@@ -62,9 +62,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from binary import aws_env, binary_path  # noqa: E402
-from emulator import Emulator, Request  # noqa: E402
+from emulator import Emulator, Request, call_wsgi  # noqa: E402
 from runtime_api import FUNCTION_NAME, Invocation, RuntimeApi  # noqa: E402
-from seed import Clients, Pushed, Seeder, event_for, image_uri, registry_host  # noqa: E402
+from seed import Clients, Pushed, Seeder, event_for, image_uri  # noqa: E402
 
 REPO = "shop/web"
 TAG = "latest"
@@ -191,18 +191,7 @@ class MotoReplay:
         with self.lock:
             hit = self.memo.get(key)
         if hit is None:
-            captured: dict[str, Any] = {}
-
-            def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
-                captured["status"], captured["headers"] = status, list(headers)
-                return lambda _data: None
-
-            chunks = self.app(environ, capture)
-            try:
-                body = b"".join(chunks)
-            finally:
-                getattr(chunks, "close", lambda: None)()
-            hit = (captured["status"], captured["headers"], body)
+            hit = call_wsgi(self.app, environ)
             with self.lock:
                 self.misses += 1
                 if hit[0].startswith("2"):
@@ -836,7 +825,7 @@ def main() -> int:
         table.add("cold_calls", "AWS calls, cold", cold.total_calls, "", f"= budget {expected_total}", cold.total_calls == expected_total)
         all_cold = [cold, live8, live1, *[m for v in runs.values() for m in v]]
         off = [m.total_calls for m in all_cold if m.total_calls != expected_total]
-        table.add("cold_runs_on_budget", f"cold runs whose call count equals the budget", len(all_cold) - len(off), "",
+        table.add("cold_runs_on_budget", "cold runs whose call count equals the budget", len(all_cold) - len(off), "",
                   f"all {len(all_cold)}", not off, note=f"off-budget counts: {off}" if off else "")
         table.add("duplicate_calls", "identical requests repeated, cold", sum(n - 1 for n in dups.values()), "", "0", not dups)
         for i, w in enumerate(warms, 2):

@@ -100,6 +100,22 @@ ECS = "AmazonEC2ContainerServiceV20141113."
 StartResponse = Callable[..., Any]
 
 
+
+def call_wsgi(app: Callable[..., Any], environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+    """Calls a WSGI app in-process and returns (status, headers, body)."""
+    captured: dict[str, Any] = {}
+
+    def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+        captured["status"], captured["headers"] = status, list(headers)
+        return lambda _data: None
+
+    chunks = app(environ, capture)
+    try:
+        body = b"".join(chunks)
+    finally:
+        getattr(chunks, "close", lambda: None)()
+    return captured["status"], captured["headers"], body
+
 class AwsError(Exception):
     """An AWS error answer: rendered in the wire format of the request's protocol."""
 
@@ -327,18 +343,7 @@ class StandIn:
         environ["CONTENT_LENGTH"] = str(len(body))
         if target:
             environ["HTTP_X_AMZ_TARGET"] = target
-        captured: dict[str, Any] = {}
-
-        def capture(status: str, headers: list, exc_info: Any = None) -> Callable[[bytes], None]:
-            captured["status"], captured["headers"] = status, headers
-            return lambda _data: None
-
-        chunks = self.moto_app(environ, capture)
-        try:
-            data = b"".join(chunks)
-        finally:
-            getattr(chunks, "close", lambda: None)()
-        return captured["status"], captured["headers"], data
+        return call_wsgi(self.moto_app, environ)
 
     def _moto_json(self, req: Request, target: str | None = None, payload: Any = None) -> dict[str, Any]:
         """A JSON-protocol call to moto; moto's errors are re-raised as the same AWS error."""
